@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"cove.dev/cove/internal/cachedir"
 )
 
 // Missing skips t, or fails it under CI=true, with a message that names
@@ -56,19 +58,9 @@ func Program(t testing.TB, name, prog string, fallbacks ...string) string {
 	return File(t, name, fallbacks...)
 }
 
-// CacheDir returns the directory where test/infra/deps.sh caches
-// downloads and builds: $COVE_CACHE, or $XDG_CACHE_HOME/cove, or
-// ~/.cache/cove.
-func CacheDir() string {
-	if d := os.Getenv("COVE_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "cove")
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "cove")
-}
+// CacheDir returns the folder where test/infra/deps.sh caches downloads
+// and builds.
+func CacheDir() string { return cachedir.Dir() }
 
 // Vault returns the path of the Vault server binary built by
 // test/infra/deps.sh.
