@@ -140,7 +140,7 @@ func TestQEMUArgsForSimSNP(t *testing.T) {
 		{"-chardev", "file,id=console0,path=" + strings.ReplaceAll(cfg.ConsoleLog, ",", ",,")},
 		{"-serial", "chardev:console0"},
 		{"-netdev", `user,id=net0,restrict=on,guestfwd=tcp:10.0.2.100:8443-cmd:'/usr/bin/cove' 'forward' 'a,,b' 'it'\''s'`},
-		{"-device", "virtio-net-pci,netdev=net0"},
+		{"-device", "virtio-net-pci,netdev=net0,romfile="},
 	}
 	for _, pair := range wantPairs {
 		if !hasPair(args, pair[0], pair[1]) {
