@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"cove.dev/cove/attest/simsnp"
 	"cove.dev/cove/internal/cachedir"
 	"cove.dev/cove/test/vaulttest"
 )
@@ -95,6 +96,9 @@ func run(ctx context.Context, bin, dir string, rows int) error {
 
 	step("start Vault (dev mode) and create the broker's AppRole login")
 	vaultBin := filepath.Join(cache, "vault", "vault")
+	if err := os.MkdirAll(filepath.Join(dir, "vault"), 0o700); err != nil {
+		return err
+	}
 	v, err := vaulttest.Launch(ctx, vaultBin, filepath.Join(dir, "vault"), vaulttest.ModeDev)
 	if err != nil {
 		return fmt.Errorf("start Vault (%s; run test/infra/deps.sh): %w", vaultBin, err)
@@ -108,6 +112,12 @@ func run(ctx context.Context, bin, dir string, rows int) error {
 	if err != nil {
 		return err
 	}
+
+	step("create the sim-snp device's TEST-ONLY key chain, which the broker is told to trust")
+	if _, err := simsnp.LoadOrCreateChain(filepath.Join(dir, "sim-snp")); err != nil {
+		return err
+	}
+	fmt.Printf("  wrote %s\n", filepath.Join(dir, "sim-snp"))
 
 	step("start the key broker")
 	if err := d.cove(ctx, "cove-kbs", "tls-init", filepath.Join(dir, "tls")); err != nil {
