@@ -29,7 +29,7 @@ const (
 // tests and checks every request against the admin API contract.
 type fakeBroker struct {
 	*httptest.Server
-	t      *testing.T
+	t      testing.TB
 	caFile string
 
 	mu       sync.Mutex
@@ -41,7 +41,7 @@ type fakeBroker struct {
 	body   string
 }
 
-func newFakeBroker(t *testing.T) *fakeBroker {
+func newFakeBroker(t testing.TB) *fakeBroker {
 	b := &fakeBroker{t: t}
 	b.Server = httptest.NewTLSServer(http.HandlerFunc(b.serveWrap))
 	t.Cleanup(b.Close)
@@ -128,7 +128,7 @@ type sealRun struct {
 	dir, in, out, tokenFile string
 }
 
-func newSealRun(t *testing.T, plaintext []byte) sealRun {
+func newSealRun(t testing.TB, plaintext []byte) sealRun {
 	t.Helper()
 	dir := t.TempDir()
 	run := sealRun{
