@@ -158,7 +158,17 @@ func Run(ctx context.Context, p *Plan, opts Options) (*Result, error) {
 	case err := <-ctlErr:
 		return nil, fmt.Errorf("guest control channel: %w", err)
 	case err := <-vmDone:
-		return nil, fmt.Errorf("the VM stopped before the guest reported a result (console: %s): %v", opts.ConsoleLog, err)
+		// A guest powers off right after sending its transcript, so the
+		// VM can be gone before the last frame is read from the socket.
+		select {
+		case tr = <-trCh:
+		case <-ctlErr:
+		case <-time.After(2 * time.Second):
+		}
+		if tr == nil {
+			return nil, fmt.Errorf("the VM stopped before the guest reported a result (console: %s): %v", opts.ConsoleLog, err)
+		}
+		vmDone <- err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("the job did not finish within %v (console: %s)", opts.Timeout, opts.ConsoleLog)
 	}
