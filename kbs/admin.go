@@ -76,7 +76,7 @@ func (s *Server) handleWrap(w http.ResponseWriter, r *http.Request) error {
 			"invalid wrap request: "+err.Error())
 	}
 	dataKey, err := base64.StdEncoding.DecodeString(req.DataKey)
-	if err != nil || len(dataKey) != 32 {
+	if err != nil || len(dataKey) != dataKeySize {
 		return errorf(http.StatusBadRequest, KindInvalidRequest,
 			"data_key must be 32 bytes in standard base64")
 	}

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -44,8 +46,87 @@ type attestRequest struct {
 }
 
 type runtimeData struct {
-	Nonce     string          `json:"nonce"`
-	TEEPubKey json.RawMessage `json:"tee-pubkey"`
+	Nonce     string
+	TEEPubKey json.RawMessage
+}
+
+// parseRuntimeData reads the nonce and tee-pubkey members of a runtime-data
+// object, matching their names exactly. REPORT_DATA binds the canonical
+// JSON of the object, in which a duplicate member keeps only its last value
+// and members that differ in case are distinct. encoding/json matches
+// struct fields case-insensitively, so an object with both "tee-pubkey" and
+// "TEE-PUBKEY" would bind one key while a case-sensitive reader used the
+// other. Such objects, and exact duplicates, are rejected at any depth.
+func parseRuntimeData(raw json.RawMessage) (runtimeData, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil || members == nil {
+		return runtimeData{}, errors.New("runtime-data is missing or not an object")
+	}
+	if err := checkMemberNames(raw); err != nil {
+		return runtimeData{}, fmt.Errorf("runtime-data is ambiguous: %v", err)
+	}
+	var rd runtimeData
+	if err := json.Unmarshal(members["nonce"], &rd.Nonce); err != nil {
+		return runtimeData{}, errors.New(`runtime-data has no "nonce" string member`)
+	}
+	rd.TEEPubKey = members["tee-pubkey"]
+	return rd, nil
+}
+
+// checkMemberNames returns an error when an object in the JSON text data
+// has two member names that are equal after the case folding encoding/json
+// applies when it matches names.
+func checkMemberNames(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return checkValueMemberNames(dec)
+}
+
+func checkValueMemberNames(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]string{}
+		for dec.More() {
+			nameTok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := nameTok.(string)
+			folded := foldMemberName(name)
+			if prev, ok := seen[folded]; ok {
+				return fmt.Errorf("member %q repeats member %q, which JSON parsers read differently", name, prev)
+			}
+			seen[folded] = name
+			if err := checkValueMemberNames(dec); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkValueMemberNames(dec); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	_, err = dec.Token() // the closing '}' or ']'
+	return err
+}
+
+// foldMemberName folds name as encoding/json does when it matches a member
+// name to a struct field: each rune becomes the upper case of its lower
+// case, so that "K", "k" and the Kelvin sign U+212A fold alike.
+func foldMemberName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+	}
+	return b.String()
 }
 
 // attestation is what a successful /kbs/v0/attest established, kept for
@@ -119,7 +200,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess == nil {
-		s.log.Warn("auth rejected: session limit reached", "max_sessions", maxSessions)
+		s.log.Warn("auth rejected: every session in the full session store has a token", "max_sessions", s.sessions.max)
 		writeProblem(w, errorf(http.StatusServiceUnavailable, KindInternal,
 			"too many open sessions; try again later"))
 		return
@@ -186,10 +267,9 @@ func (s *Server) attest(r *http.Request, ev *attestEvent) (string, error) {
 		return "", errorf(http.StatusBadRequest, KindInvalidRequest,
 			"init-data is not supported; Cove binds the job through HOST_DATA")
 	}
-	var rd runtimeData
-	if err := json.Unmarshal(req.RuntimeData, &rd); err != nil || len(req.RuntimeData) == 0 {
-		return "", errorf(http.StatusBadRequest, KindInvalidRequest,
-			"runtime-data is missing or not an object")
+	rd, err := parseRuntimeData(req.RuntimeData)
+	if err != nil {
+		return "", errorf(http.StatusBadRequest, KindInvalidRequest, err.Error())
 	}
 	if subtle.ConstantTimeCompare([]byte(rd.Nonce), []byte(sess.nonce)) != 1 {
 		return "", errorf(http.StatusUnauthorized, KindAttestationError,

@@ -487,3 +487,51 @@ func TestParseTEEKeyRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestAttestRejectsAmbiguousRuntimeData sends runtime-data objects whose
+// REPORT_DATA binding is correct but whose members encoding/json would
+// match to the nonce or the key case-insensitively or last-wins, so that a
+// case-sensitive or first-wins reader of the same bound bytes would see
+// another tee-pubkey than the one the broker encrypts to.
+func TestAttestRejectsAmbiguousRuntimeData(t *testing.T) {
+	b := startBroker(t, brokerOptions{})
+	d := device(t, simsnp.LaunchParams{})
+	jwkOf := func(key *ecdsa.PrivateKey) string {
+		out, err := json.Marshal(jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ECDH_ES_A256KW)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	cases := map[string]func(nonce, jwk, otherJWK string) string{
+		"tee-pubkey in two cases": func(nonce, jwk, other string) string {
+			return `{"nonce":"` + nonce + `","tee-pubkey":` + jwk + `,"TEE-PUBKEY":` + other + `}`
+		},
+		"tee-pubkey twice": func(nonce, jwk, other string) string {
+			return `{"nonce":"` + nonce + `","tee-pubkey":` + other + `,"tee-pubkey":` + jwk + `}`
+		},
+		"Nonce capitalized": func(nonce, jwk, _ string) string {
+			return `{"Nonce":"` + nonce + `","tee-pubkey":` + jwk + `}`
+		},
+		"JWK member in two cases": func(nonce, jwk, _ string) string {
+			return `{"nonce":"` + nonce + `","tee-pubkey":` + strings.Replace(jwk, `"kty":`, `"Kty":"oct","kty":`, 1) + `}`
+		},
+		"JWK member with Kelvin sign": func(nonce, jwk, _ string) string {
+			return `{"nonce":"` + nonce + `","tee-pubkey":` + strings.Replace(jwk, `"kty":`, `"\u212aty":"oct","kty":`, 1) + `}`
+		},
+	}
+	for name, build := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := newProtocol(t, b)
+			nonce := p.auth()
+			runtimeData := build(nonce, jwkOf(p.newTEEKey()), jwkOf(p.newTEEKey()))
+			status, body := p.attestRaw([]byte(runtimeData), d, nil)
+			if status != http.StatusBadRequest {
+				t.Fatalf("status = %d, want 400: %.300s", status, body)
+			}
+			if kind := problemOf(t, body).Type; kind != problemTypeBase+KindInvalidRequest {
+				t.Errorf("problem type = %q, want %q", kind, problemTypeBase+KindInvalidRequest)
+			}
+		})
+	}
+}

@@ -239,3 +239,51 @@ func TestReleaseAfterVaultRestart(t *testing.T) {
 		t.Errorf("data key = %x, want %x", got, testDataKey)
 	}
 }
+
+func TestResourceRejectsHEAD(t *testing.T) {
+	b := startBroker(t, brokerOptions{})
+	p := newProtocol(t, b)
+	nonce := p.auth()
+	if status, body := p.attest(nonce, p.newTEEKey(), device(t, simsnp.LaunchParams{}), nil); status != http.StatusOK {
+		t.Fatalf("attest: status %d: %s", status, body)
+	}
+
+	unwrapsBefore := b.server.vault.unwraps.Load()
+	status, _ := p.do(http.MethodHead, "/kbs/v0/resource/"+b.resource, nil)
+	if status != http.StatusMethodNotAllowed {
+		t.Errorf("HEAD status = %d, want 405", status)
+	}
+	if n := b.server.vault.unwraps.Load() - unwrapsBefore; n != 0 {
+		t.Errorf("HEAD made %d Vault unwrap calls, want 0", n)
+	}
+	for _, ev := range b.logEvents("release") {
+		if ev["verdict"] == "allow" {
+			t.Errorf("HEAD logged an allowed release: %v", ev)
+		}
+	}
+}
+
+// TestReleaseRejectsOtherTransitPlaintext wraps a plaintext that is not a
+// 32-byte data key with the granted Transit key, as another application
+// sharing the key could, and asks for it as a resource.
+func TestReleaseRejectsOtherTransitPlaintext(t *testing.T) {
+	b := startBroker(t, brokerOptions{})
+	c := b.attested(device(t, simsnp.LaunchParams{}))
+
+	for _, size := range []int{16, 33} {
+		secret := bytes.Repeat([]byte{0x42}, size)
+		wrapped, err := b.server.vault.Wrap(context.Background(), "demo", secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Resource(context.Background(), ResourcePath("demo", wrapped))
+		if err == nil {
+			t.Errorf("%d-byte plaintext released: %x", size, got)
+			continue
+		}
+		re := refusal(t, err)
+		if re.StatusCode != http.StatusNotFound {
+			t.Errorf("%d-byte plaintext: status = %d, want 404", size, re.StatusCode)
+		}
+	}
+}

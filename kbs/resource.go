@@ -18,6 +18,10 @@ import (
 // resourceRepository is the repository element of every Cove resource path.
 const resourceRepository = "cove"
 
+// dataKeySize is the size in bytes of a data key, the only plaintext the
+// broker releases.
+const dataKeySize = 32
+
 // wrappedKeyPattern is the form of a Vault Transit ciphertext.
 var wrappedKeyPattern = regexp.MustCompile(`^vault:v[0-9]+:[A-Za-z0-9+/]+={0,2}$`)
 
@@ -33,6 +37,14 @@ type releaseEvent struct {
 }
 
 func (s *Server) handleResource(w http.ResponseWriter, r *http.Request) {
+	// The GET pattern also matches HEAD, which would run the whole release,
+	// Vault included, and log it as allowed for a response without a body.
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeProblem(w, errorf(http.StatusMethodNotAllowed, KindInvalidRequest,
+			r.Method+" is not allowed on a resource; use GET"))
+		return
+	}
 	// The tag encodes the wrapped key, so the log names the resource by
 	// repository and key, and the tag by its fingerprint.
 	ev := releaseEvent{resource: r.PathValue("repository") + "/" + r.PathValue("type")}
@@ -125,6 +137,13 @@ func (s *Server) release(r *http.Request, ev *releaseEvent) ([]byte, error) {
 			"Vault is unavailable ("+strings.TrimPrefix(err.Error(), ErrVaultUnavailable.Error()+": ")+"); retry later")
 	}
 	defer clear(dataKey)
+	// Transit decrypts any ciphertext of the key, so a tag could wrap
+	// something other than a data key, such as a secret that another
+	// application encrypted with the same Transit key.
+	if len(dataKey) != dataKeySize {
+		return nil, errorf(http.StatusNotFound, KindResourceNotFound, fmt.Sprintf(
+			"this tag of transit key %q does not wrap a %d-byte data key", key, dataKeySize))
+	}
 
 	body, err := encryptResource(a.teeKey, a.keyAlg, dataKey)
 	if err != nil {
