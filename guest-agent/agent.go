@@ -62,6 +62,9 @@ type Job struct {
 	Output io.Writer // PortOutput
 	// Events receives progress events; nil drops them.
 	Events func(event string)
+	// InputDir is where the inputs' named pipes are made; empty means
+	// InputDir.
+	InputDir string
 }
 
 // Run attests, fetches the data keys and runs the job. It returns the
@@ -92,6 +95,7 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 
 	emit(job, channel.EventAttesting)
 	var hostDataErr error
+	bound := false
 	token, err := job.Broker.Attest(ctx, func(reportData [64]byte) (json.RawMessage, error) {
 		ev, hostData, err := job.Device.Evidence(reportData)
 		if err != nil {
@@ -106,6 +110,7 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 		}
 		sum := sha256.Sum256(ev)
 		tr.EvidenceSHA256 = hex.EncodeToString(sum[:])
+		bound = true
 		return ev, nil
 	})
 	if hostDataErr != nil {
@@ -114,6 +119,11 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 	if err != nil {
 		tr.Verdict = "deny"
 		return fmt.Errorf("attestation failed: %w", err)
+	}
+	// The HOST_DATA check runs only inside the evidence callback, so a
+	// Broker that succeeds without calling it must not let the job run.
+	if !bound {
+		return errors.New("attestation returned without requesting evidence, so the manifest's binding to this launch was not checked")
 	}
 	tr.Token = token
 

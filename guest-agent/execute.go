@@ -28,12 +28,16 @@ func execute(ctx context.Context, job *Job, keys [][]byte, tr *channel.Transcrip
 	if err != nil {
 		return fmt.Errorf("output recipient: %w", err)
 	}
-	if err := os.MkdirAll(InputDir, 0o700); err != nil {
+	inputDir := job.InputDir
+	if inputDir == "" {
+		inputDir = InputDir
+	}
+	if err := os.MkdirAll(inputDir, 0o700); err != nil {
 		return err
 	}
 	pipes := make([]string, len(c.Inputs))
 	for i, in := range c.Inputs {
-		pipes[i] = filepath.Join(InputDir, in.Name)
+		pipes[i] = filepath.Join(inputDir, in.Name)
 		os.Remove(pipes[i])
 		if err := syscall.Mkfifo(pipes[i], 0o600); err != nil {
 			return fmt.Errorf("make the pipe for input %q: %w", in.Name, err)
@@ -52,14 +56,28 @@ func execute(ctx context.Context, job *Job, keys [][]byte, tr *channel.Transcrip
 	// data, and the host must not see it. Write diagnostics to stdout.
 	cmd.Stderr = io.Discard
 	cmd.Dir = "/tmp"
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "COVE_INPUTS=" + InputDir}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "COVE_INPUTS=" + inputDir}
+	// The command runs in its own process group, so that a failed input or
+	// the context's end kills its children too. A child that keeps the
+	// output pipe open would otherwise block Wait indefinitely.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killProcessGroup(cmd) }
+	cmd.WaitDelay = commandWaitDelay
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
 
 	exited := make(chan struct{})
 	feedErr := make(chan error, 1)
-	go func() { feedErr <- feedInputs(job, keys, pipes, exited) }()
+	go func() {
+		err := feedInputs(job, keys, pipes, exited)
+		if err != nil {
+			// A command that waits to open or read a later input would
+			// otherwise block until the context's deadline.
+			_ = killProcessGroup(cmd)
+		}
+		feedErr <- err
+	}()
 
 	waitErr := cmd.Wait()
 	close(exited)
@@ -83,6 +101,16 @@ func execute(ctx context.Context, job *Job, keys [][]byte, tr *channel.Transcrip
 	tr.OutputBytes = out.n
 	tr.OutputSHA256 = hex.EncodeToString(out.h.Sum(nil))
 	return nil
+}
+
+// commandWaitDelay bounds how long Wait waits for the output pipe to close
+// after the command exited or was killed.
+const commandWaitDelay = 5 * time.Second
+
+// killProcessGroup kills the command and every process in its group. It
+// returns an error, which callers ignore, when none of them is left.
+func killProcessGroup(cmd *exec.Cmd) error {
+	return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
 
 // feedInputs decrypts the sealed inputs, in order, from the input port
