@@ -88,6 +88,9 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBrokerCA(c, job.Manifest.KBSCACert); err != nil {
+		return err
+	}
 	if len(job.Manifest.InputSizes) != len(c.Inputs) {
 		return fmt.Errorf("the manifest gives %d input sizes for %d inputs", len(job.Manifest.InputSizes), len(c.Inputs))
 	}
@@ -155,3 +158,20 @@ func emit(job *Job, event string) {
 
 // errIncomplete marks a job whose inputs were not all read to their end.
 var errIncomplete = errors.New("input not read to its end")
+
+// checkBrokerCA makes sure the CA the host passed is the one the job names.
+// A substituted CA would let the host's own broker hand the guest keys of
+// the host's choosing, and so forged inputs under the job's name.
+func checkBrokerCA(c *jobspec.Canonical, caPEM []byte) error {
+	if c.KBSCASHA256 == "" {
+		if len(caPEM) != 0 {
+			return errors.New("the manifest carries a broker CA, but the job names none")
+		}
+		return nil
+	}
+	sum := sha256.Sum256(caPEM)
+	if hex.EncodeToString(sum[:]) != c.KBSCASHA256 {
+		return fmt.Errorf("the manifest's broker CA has SHA-256 %x, but the job names %s", sum, c.KBSCASHA256)
+	}
+	return nil
+}

@@ -206,3 +206,15 @@ func TestRunReportsCommandFailure(t *testing.T) {
 		t.Fatalf("transcript ok=%v exit code=%d error=%q, want exit code 3", tr.OK, tr.ExitCode, tr.Error)
 	}
 }
+
+func TestRunRejectsSubstitutedBrokerCA(t *testing.T) {
+	tj := newTestJob(t, []byte("x\n"), testResource, `cat "$COVE_INPUTS/claims"`)
+	tj.job.Manifest.KBSCACert = []byte("-----BEGIN CERTIFICATE-----\nhost's own CA\n")
+	tr := Run(context.Background(), tj.job)
+	if tr.OK || !strings.Contains(tr.Error, "broker CA") {
+		t.Fatalf("transcript ok=%v error=%q, want a broker CA mismatch", tr.OK, tr.Error)
+	}
+	if len(tj.broker.requested) != 0 {
+		t.Errorf("requested resources %v through a substituted broker", tj.broker.requested)
+	}
+}

@@ -97,9 +97,8 @@ type Manifest struct {
 	// KBSURL is the broker's URL as the guest reaches it.
 	KBSURL string `json:"kbs_url"`
 	// KBSCACert is the PEM certificate of the CA that signed the broker's
-	// TLS certificate. It is not part of the job digest: the released key
-	// is encrypted to a key bound into the report, so a substituted CA
-	// reveals nothing.
+	// TLS certificate. The guest checks it against the SHA-256 that the
+	// canonical job names, so a host cannot substitute a broker of its own.
 	KBSCACert []byte `json:"kbs_ca_cert"`
 	// InputSizes gives the size in bytes of each sealed input, in the
 	// order of the job's inputs, as sent on PortInput.

@@ -22,6 +22,10 @@ type Canonical struct {
 	Command []string         `json:"command"`
 	Output  Output           `json:"output"`
 	KBSURL  string           `json:"kbs_url"`
+	// KBSCASHA256 is the SHA-256 of the broker's CA certificate file, so a
+	// host cannot point the guest at a broker of its own. Empty means the
+	// guest trusts the system roots.
+	KBSCASHA256 string `json:"kbs_ca_sha256,omitempty"`
 }
 
 // CanonicalGuest is the guest image by digest, and the VM's shape.
@@ -68,6 +72,13 @@ func (s *Spec) Canonical(resources []string) (*Canonical, error) {
 			return nil, &FieldError{field, err.Error()}
 		}
 		*p.dst = sum
+	}
+	if s.KBS.CAFile != "" {
+		sum, err := fileSHA256(s.Path(s.KBS.CAFile))
+		if err != nil {
+			return nil, &FieldError{"kbs.ca_file", err.Error()}
+		}
+		c.KBSCASHA256 = sum
 	}
 	c.Guest.Cmdline = s.Guest.Cmdline
 	c.Guest.VCPUs = s.Guest.VCPUs

@@ -78,7 +78,7 @@ type Output struct {
 type KBS struct {
 	URL string `yaml:"url"`
 	// CAFile is the PEM certificate of the CA that signed the broker's TLS
-	// certificate. It is not part of the job digest.
+	// certificate. The job digest covers its SHA-256, not its path.
 	CAFile string `yaml:"ca_file"`
 }
 

@@ -96,7 +96,7 @@ func sha(s string) string {
 func writeArtifacts(t *testing.T) *Spec {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range map[string]string{"vmlinuz": "kernel", "initrd.img": "initrd", "OVMF.amdsev.fd": "firmware"} {
+	for name, content := range map[string]string{"vmlinuz": "kernel", "initrd.img": "initrd", "OVMF.amdsev.fd": "firmware", "ca.pem": "ca"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestCanonicalNamesArtifactsByDigest(t *testing.T) {
 	want := `{"command":["/usr/bin/claims-totals","/run/cove/inputs/claims"],"cove_job":1,` +
 		`"guest":{"cmdline":"console=ttyS0","firmware_sha256":"` + sha("firmware") + `","initrd_sha256":"` + sha("initrd") +
 		`","kernel_sha256":"` + sha("kernel") + `","memory_mib":512,"vcpus":1},` +
-		`"inputs":[{"name":"claims","resource":"cove/claims/abc"}],"kbs_url":"https://127.0.0.1:8443",` +
+		`"inputs":[{"name":"claims","resource":"cove/claims/abc"}],"kbs_ca_sha256":"` + sha("ca") + `","kbs_url":"https://127.0.0.1:8443",` +
 		`"name":"claims-totals","output":{"recipient":"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"},"tee":"sim-snp"}`
 	if string(b) != want {
 		t.Errorf("canonical =\n%s\nwant\n%s", b, want)
@@ -151,5 +151,19 @@ func TestDigestChangesWithCommand(t *testing.T) {
 	}
 	if len(DigestHex(b1)) != 64 {
 		t.Errorf("DigestHex length = %d, want 64", len(DigestHex(b1)))
+	}
+}
+
+func TestDigestChangesWithBrokerCA(t *testing.T) {
+	s := writeArtifacts(t)
+	c1, _ := s.Canonical([]string{"cove/claims/abc"})
+	b1, _ := c1.Bytes()
+	if err := os.WriteFile(filepath.Join(s.Dir, "ca.pem"), []byte("another ca"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c2, _ := s.Canonical([]string{"cove/claims/abc"})
+	b2, _ := c2.Bytes()
+	if DigestHex(b1) == DigestHex(b2) {
+		t.Fatal("a different broker CA gave the same job digest")
 	}
 }

@@ -116,6 +116,11 @@ func Run(ctx context.Context, p *Plan, opts Options) (*Result, error) {
 		cfg.GuestForward = &hypervisor.GuestForward{GuestAddr: channel.GuestKBSAddr, Command: opts.ForwardCommand}
 	}
 
+	// An output left by an earlier run of the job must not survive a
+	// failure of this one, where it would look like this run's result.
+	if err := os.Remove(opts.OutputPath); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
 	partial := opts.OutputPath + ".partial"
 	out, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {

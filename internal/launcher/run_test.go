@@ -105,10 +105,22 @@ func testPlan(t *testing.T, input []byte) *Plan {
 
 func runFake(t *testing.T, g *fakeGuest, input []byte) (*Result, string, error) {
 	t.Helper()
+	return runFakeWithOldOutput(t, g, input, nil)
+}
+
+// runFakeWithOldOutput runs g after writing old, when not nil, where the
+// output goes, as an earlier run of the job would have left it.
+func runFakeWithOldOutput(t *testing.T, g *fakeGuest, input, old []byte) (*Result, string, error) {
+	t.Helper()
 	g.gotInput = make(chan []byte, 1)
 	g.gotManif = make(chan channel.Manifest, 1)
 	p := testPlan(t, input)
 	out := filepath.Join(p.Spec.Dir, "t.result.cove")
+	if old != nil {
+		if err := os.WriteFile(out, old, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	res, err := Run(context.Background(), p, Options{
 		Driver:         g,
 		OutputPath:     out,
@@ -156,7 +168,7 @@ func TestRunKeepsOutputOfSuccessfulJob(t *testing.T) {
 
 func TestRunDiscardsOutputOfFailedJob(t *testing.T) {
 	g := &fakeGuest{output: []byte("partial"), transcript: channel.Transcript{OK: false, Error: "input \"claims\": corrupt"}}
-	_, out, err := runFake(t, g, []byte("sealed input"))
+	_, out, err := runFakeWithOldOutput(t, g, []byte("sealed input"), []byte("result of an earlier run"))
 	if !errors.Is(err, ErrJobFailed) {
 		t.Fatalf("Run error = %v, want ErrJobFailed", err)
 	}
