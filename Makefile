@@ -26,8 +26,8 @@ initrd: build
 		-modules "$$(test/infra/deps.sh env | sed -n 's/^COVE_KERNEL_MODULES=//p')" \
 		-add /usr/bin/claims-totals=$(BIN)/claims-totals
 
-# Install QEMU, busybox, cpio, swtpm, Debian's kernel, OVMF.amdsev.fd and
-# a Vault build, once; later runs reuse the cache.
+# Install QEMU, busybox, cpio, Debian's kernel, OVMF.amdsev.fd and a Vault
+# build, once; later runs reuse the cache.
 deps:
 	test/infra/deps.sh all
 
@@ -37,7 +37,7 @@ test: deps
 	eval "$$(test/infra/deps.sh env | sed 's/^/export /')" && \
 		$(GO) test -count=1 -timeout 60m ./...
 
-# Unit tests only: no VM, no Vault.
+# The suite under -short: tests that boot a VM or start Vault skip.
 test-unit:
 	$(GO) test -count=1 -short ./...
 

@@ -150,13 +150,10 @@ func pad(buf *bytes.Buffer) {
 }
 
 // TestCPIOWriterMatchesCPIOTool checks the archive with the cpio program,
-// when it is installed, so a format mistake shows up as a listing error
-// instead of a guest that does not boot.
+// so a format mistake shows up as a listing error instead of a guest that
+// does not boot.
 func TestCPIOWriterMatchesCPIOTool(t *testing.T) {
-	cpio, err := exec.LookPath("cpio")
-	if err != nil {
-		t.Skip("cpio is not installed")
-	}
+	cpio := testenv.Program(t, "COVE_CPIO", "cpio")
 	var archive bytes.Buffer
 	w := &cpioWriter{w: &archive}
 	w.dir("modules")

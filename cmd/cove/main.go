@@ -20,7 +20,7 @@ const usage = `usage: cove COMMAND [flags] [args]
 
 Commands:
   seal          encrypt a file to a broker-held key:   cove seal --kbs URL --key NAME -o OUT.cove IN
-  run           run a job in an attested VM:          cove run [--dry-run] job.yaml
+  run           run a job in an attested VM:          cove run [--dry-run] [--hypervisor qemu|cloud-hypervisor] job.yaml
   unseal        decrypt a job's result:                cove unseal --identity key.txt result.cove
   keygen        make an age identity for results:      cove keygen -o key.txt
   digest        print a job's digest (for grants):     cove digest job.yaml

@@ -23,6 +23,8 @@ import (
 
 	"filippo.io/age"
 	"go.yaml.in/yaml/v3"
+
+	"cove.dev/cove/internal/cachedir"
 )
 
 // Version is the only job spec version this package reads.
@@ -115,13 +117,29 @@ func Load(path string) (*Spec, error) {
 // Parse decodes and validates a spec. Unknown fields are errors, so a
 // misspelled field never silently falls back to a default.
 func Parse(b []byte) (*Spec, error) {
+	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	var s Spec
-	if err := dec.Decode(&s); err != nil {
+	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the job spec is empty")
 		}
+		return nil, fmt.Errorf("invalid job spec: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("invalid job spec: it holds more than one YAML document; keep one job per file")
+	}
+	// YAML would turn 1.5 into 1 and accept 0x1; a job's shape must be
+	// written as plain whole numbers.
+	for _, field := range [][]string{{"version"}, {"guest", "vcpus"}, {"guest", "memory_mib"}} {
+		if err := checkWholeNumber(&root, field); err != nil {
+			return nil, err
+		}
+	}
+	strict := yaml.NewDecoder(bytes.NewReader(b))
+	strict.KnownFields(true)
+	var s Spec
+	if err := strict.Decode(&s); err != nil {
 		return nil, fmt.Errorf("invalid job spec: %w", err)
 	}
 	if err := s.Validate(); err != nil {
@@ -193,9 +211,15 @@ func (s *Spec) Validate() error {
 }
 
 // Path resolves a path from the spec: ${VAR} references are expanded and a
-// relative path is taken from the spec's folder.
+// relative path is taken from the spec's folder. ${COVE_CACHE} defaults to
+// Cove's cache folder (see package cachedir) when the variable is unset.
 func (s *Spec) Path(p string) string {
-	p = os.ExpandEnv(p)
+	p = os.Expand(p, func(name string) string {
+		if v, ok := os.LookupEnv(name); ok || name != "COVE_CACHE" {
+			return v
+		}
+		return cachedir.Dir()
+	})
 	if p == "" || filepath.IsAbs(p) {
 		return p
 	}
@@ -213,4 +237,34 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+var wholeNumberRE = regexp.MustCompile(`^[0-9]+$`)
+
+// checkWholeNumber requires the scalar at path, when present, to be a
+// decimal integer.
+func checkWholeNumber(doc *yaml.Node, path []string) error {
+	node := doc
+	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
+		node = node.Content[0]
+	}
+	for _, key := range path {
+		if node.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == key {
+				next = node.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		node = next
+	}
+	if node.Kind != yaml.ScalarNode || !wholeNumberRE.MatchString(node.Value) {
+		return &FieldError{strings.Join(path, "."), fmt.Sprintf("is %q; write a whole number in decimal", node.Value)}
+	}
+	return nil
 }

@@ -63,6 +63,11 @@ func TestParseNamesInvalidField(t *testing.T) {
 		{"command: [/usr/bin/claims-totals, /run/cove/inputs/claims]", "command: []", "command"},
 		{"recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", "recipient: age1nope", "output.recipient"},
 		{"url: https://127.0.0.1:8443", "url: http://127.0.0.1:8443", "kbs.url"},
+		{"vcpus: 1", "vcpus: 1.5", "guest.vcpus"},
+		{"vcpus: 1", "vcpus: 0x1", "guest.vcpus"},
+		{"vcpus: 1", "vcpus: one", "guest.vcpus"},
+		{"memory_mib: 512", "memory_mib: 512.9", "guest.memory_mib"},
+		{"version: 1", "version: 1.9", "version"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -78,6 +83,13 @@ func TestParseNamesInvalidField(t *testing.T) {
 				t.Errorf("error names field %q, want %q (%v)", fe.Field, tt.field, err)
 			}
 		})
+	}
+}
+
+func TestParseRejectsSecondDocument(t *testing.T) {
+	_, err := Parse([]byte(validSpec + "---\nname: other\n"))
+	if err == nil || !strings.Contains(err.Error(), "more than one YAML document") {
+		t.Fatalf("Parse error = %v, want one about a second document", err)
 	}
 }
 
@@ -165,5 +177,18 @@ func TestDigestChangesWithBrokerCA(t *testing.T) {
 	b2, _ := c2.Bytes()
 	if DigestHex(b1) == DigestHex(b2) {
 		t.Fatal("a different broker CA gave the same job digest")
+	}
+}
+
+func TestPathExpandsCoveCacheDefault(t *testing.T) {
+	t.Setenv("COVE_CACHE", "")
+	os.Unsetenv("COVE_CACHE")
+	t.Setenv("XDG_CACHE_HOME", "/var/cache/test")
+	s := &Spec{Dir: "/jobs"}
+	if got := s.Path("${COVE_CACHE}/kernel/vmlinuz"); got != "/var/cache/test/cove/kernel/vmlinuz" {
+		t.Errorf("Path = %q, want the default cache folder", got)
+	}
+	if got := s.Path("initrd.img"); got != "/jobs/initrd.img" {
+		t.Errorf("Path = %q, want it relative to the spec's folder", got)
 	}
 }

@@ -62,10 +62,20 @@ func Program(t testing.TB, name, prog string, fallbacks ...string) string {
 // and builds.
 func CacheDir() string { return cachedir.Dir() }
 
+// SkipShort skips t under go test -short, for tests that boot a VM or
+// start Vault; make test-unit runs the suite that way.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the test needs " + what)
+	}
+}
+
 // Vault returns the path of the Vault server binary built by
 // test/infra/deps.sh.
 func Vault(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "a Vault server")
 	return File(t, "COVE_VAULT", filepath.Join(CacheDir(), "vault", "vault"))
 }
 
@@ -73,6 +83,7 @@ func Vault(t testing.TB) string {
 // the kernel modules the guest loads.
 func Kernel(t testing.TB) (vmlinuz, modules string) {
 	t.Helper()
+	SkipShort(t, "a VM")
 	vmlinuz = File(t, "COVE_KERNEL", filepath.Join(CacheDir(), "kernel", "vmlinuz"))
 	modules = File(t, "COVE_KERNEL_MODULES", filepath.Join(CacheDir(), "kernel", "modules"))
 	return vmlinuz, modules
@@ -87,5 +98,6 @@ func OVMF(t testing.TB) string {
 // QEMU returns the path of qemu-system-x86_64.
 func QEMU(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "a VM")
 	return Program(t, "COVE_QEMU", "qemu-system-x86_64")
 }

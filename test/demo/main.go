@@ -195,6 +195,7 @@ func run(ctx context.Context, bin, dir string, rows int) error {
 	if err != nil {
 		return err
 	}
+	fmt.Printf("  job digest (HOST_DATA): %s\n  expected measurement:   %s\n", strings.TrimSpace(digest), strings.TrimSpace(measurement))
 	policy := fmt.Sprintf("# Release policy of the demo job.\nmeasurements:\n  - %s\nallow_debug: false\n# The demo's software TEE; never in production.\ninsecure_allow_test_only_root: true\n", strings.TrimSpace(measurement))
 	policyFile := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(policyFile, []byte(policy), 0o644); err != nil {

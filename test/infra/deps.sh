@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and caches everything Cove's tests and demo need outside the Go
-# module cache: Debian packages (QEMU, busybox, cpio, swtpm), Debian's 6.1
+# module cache: Debian packages (QEMU, busybox, cpio), Debian's 6.1
 # kernel with its modules, Debian sid's OVMF.amdsev.fd, and a Vault server
 # built from the Go module proxy. Safe to run again: each step is skipped
 # when its result is already in the cache.
@@ -29,7 +29,6 @@ install_packages() {
 	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx ip || missing+=(busybox-static)
 	command -v cpio >/dev/null || missing+=(cpio)
-	command -v swtpm >/dev/null || missing+=(swtpm swtpm-tools)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
 		apt_update
@@ -53,7 +52,7 @@ fetch_kernel() {
 	fi
 	local tmp
 	tmp=$(mktemp -d)
-	(cd "$tmp" && apt-get download -qq "$pkg" >&2)
+	(cd "$tmp" && apt-get -o APT::Sandbox::User=root download -qq "$pkg" >&2)
 	dpkg -x "$tmp"/linux-image-*.deb "$tmp/root"
 	rm -rf "$dir.new" && mkdir -p "$dir.new"
 	cp "$tmp"/root/boot/vmlinuz-* "$dir.new/vmlinuz"
@@ -90,7 +89,8 @@ fetch_ovmf() {
 	tmp=$(mktemp -d)
 	mkdir -p "$tmp/lists/partial"
 	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main" >"$tmp/sid.list"
-	local opts=(-o "Dir::Etc::SourceList=$tmp/sid.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$tmp/lists")
+	local opts=(-o "Dir::Etc::SourceList=$tmp/sid.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$tmp/lists"
+		-o APT::Sandbox::User=root)
 	apt-get "${opts[@]}" update -qq >&2
 	(cd "$tmp" && apt-get "${opts[@]}" download -qq ovmf-amdsev >&2)
 	dpkg -x "$tmp"/ovmf-amdsev_*.deb "$tmp/root"
@@ -105,7 +105,7 @@ build_vault() {
 	if [ -x "$bin" ]; then
 		return
 	fi
-	log "building Vault from the Go module proxy (about 5 minutes the first time)"
+	log "building Vault from the Go module proxy (10 to 15 minutes on 2 cores the first time)"
 	mkdir -p "$cache/vault/src"
 	cp "$here/vault/main.go" "$here/vault/go.mod" "$cache/vault/src/"
 	[ -f "$here/vault/go.sum" ] && cp "$here/vault/go.sum" "$cache/vault/src/"
