@@ -30,9 +30,19 @@ func newClaims(report *spb.Report, key SigningKey, cert *x509.Certificate) (deco
 	if err != nil {
 		return decodedClaims{}, err
 	}
+	c, err := claimsFromReport(report, key, product)
+	if err != nil {
+		return decodedClaims{}, err
+	}
+	return decodedClaims{SNPClaims: c, endorsedTCB: uint64(exts.TCBVersion)}, nil
+}
+
+// claimsFromReport copies the fields of a verified report into SNPClaims
+// and decodes its TCBs with the layout of the product line.
+func claimsFromReport(report *spb.Report, key SigningKey, product string) (*SNPClaims, error) {
 	policy, err := abi.ParseSnpPolicy(report.GetPolicy())
 	if err != nil {
-		return decodedClaims{}, fmt.Errorf("%w: %v", ErrInvalidEvidence, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidEvidence, err)
 	}
 
 	c := &SNPClaims{
@@ -67,8 +77,8 @@ func newClaims(report *spb.Report, key SigningKey, cert *x509.Certificate) (deco
 	}
 	for _, t := range tcbs {
 		if *t.dst, err = DecodeTCB(product, t.raw); err != nil {
-			return decodedClaims{}, fmt.Errorf("%w: %v", ErrInvalidEvidence, err)
+			return nil, fmt.Errorf("%w: %v", ErrInvalidEvidence, err)
 		}
 	}
-	return decodedClaims{SNPClaims: c, endorsedTCB: uint64(exts.TCBVersion)}, nil
+	return c, nil
 }

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -174,27 +175,57 @@ func TestVerifyTurinReport(t *testing.T) {
 	var expected struct {
 		Report struct {
 			Measurement string `json:"measurement"`
+			ChipID      string `json:"chip_id"`
 		} `json:"report"`
 	}
 	if err := json.Unmarshal(readTestdata(t, "B01-expected.json"), &expected); err != nil {
 		t.Fatal(err)
 	}
+
 	ask, ark := kdsChain(t, readTestdata(t, "B01-ask-ark-turin.pem"))
 	ev := &SNPEvidence{
 		Report:    readTestdata(t, "B01-turin-v5-report.bin"),
 		CertChain: CertChain{VCEK: readTestdata(t, "B01-turin-vcek.der"), ASK: ask, ARK: ark},
 	}
 	claims, err := VerifySNP(ev, VerifyOptions{Now: evaluatedB01})
-	if err != nil && strings.Contains(err.Error(), "not an AMD KDS OID: 1.3.6.1.4.1.3704.1.3.9") {
-		t.Skipf("go-sev-guest v0.15.0 rejects the Turin VCEK's fmcSPL extension (OID 1.3.6.1.4.1.3704.1.3.9); expected valid: %v", err)
-	}
 	if err != nil {
 		t.Fatalf("VerifySNP(B01) = %v, expected valid", err)
 	}
+
 	if claims.Product != "Turin" {
-		t.Errorf("Product = %q, expected Turin", claims.Product)
+		t.Errorf("Product = %q, expected Turin (CPUID family 0x1A model 0x02)", claims.Product)
 	}
-	checkTCB(t, "ReportedTCB", claims.ReportedTCB, TCB{FMC: 0, BootLoader: 1, TEE: 0, SNP: 2, Microcode: 71})
+	if claims.Version != 5 {
+		t.Errorf("Version = %d, expected 5", claims.Version)
+	}
+	if claims.SigningKey != VCEK {
+		t.Errorf("SigningKey = %q, expected VCEK", claims.SigningKey)
+	}
+	if claims.TestOnlyRoot {
+		t.Error("TestOnlyRoot = true for a report signed under AMD's Turin root")
+	}
+	if got := hex.EncodeToString(claims.Measurement[:]); got != expected.Report.Measurement {
+		t.Errorf("Measurement = %s, expected %s", got, expected.Report.Measurement)
+	}
+	if got := hex.EncodeToString(claims.ChipID[:]); got != expected.Report.ChipID {
+		t.Errorf("ChipID = %s, expected %s", got, expected.Report.ChipID)
+	}
+	if claims.Policy.Raw != 0x30000 {
+		t.Errorf("Policy.Raw = %#x, expected 0x30000", claims.Policy.Raw)
+	}
+
+	if claims.ReportedTCB.Raw != 0x4700000002000100 {
+		t.Errorf("ReportedTCB.Raw = %#016x, expected 0x4700000002000100", claims.ReportedTCB.Raw)
+	}
+	turinTCB := TCB{FMC: 0, BootLoader: 1, TEE: 0, SNP: 2, Microcode: 71}
+	checkTCB(t, "ReportedTCB", claims.ReportedTCB, turinTCB)
+	checkTCB(t, "CommittedTCB", claims.CommittedTCB, turinTCB)
+	checkTCB(t, "CurrentTCB", claims.CurrentTCB, turinTCB)
+	checkTCB(t, "LaunchTCB", claims.LaunchTCB, turinTCB)
+
+	if !claims.EvaluatedAt.Equal(evaluatedB01) {
+		t.Errorf("EvaluatedAt = %v, expected %v", claims.EvaluatedAt, evaluatedB01)
+	}
 }
 
 func checkTCB(t *testing.T, name string, got, want TCB) {

@@ -41,7 +41,9 @@ type VerifyOptions struct {
 // SIGNING_KEY selects (VCEK or VLEK). That certificate must be valid at
 // opts.Now, chain to AMD's roots or to opts.InsecureTestOnlyRoots, and be
 // issued for the report's REPORTED_TCB. VerifySNP fetches nothing over the
-// network.
+// network. For a VCEK-signed report from a Turin processor, VerifySNP checks
+// the chain and the VCEK's extensions itself, because go-sev-guest v0.15.0
+// rejects Turin VCEKs.
 //
 // NOTE: certificate revocation lists are not checked, because fetching is
 // disabled and the evidence carries none.
@@ -83,6 +85,9 @@ func VerifySNP(ev *SNPEvidence, opts VerifyOptions) (*SNPClaims, error) {
 	}
 	if err := checkValidity(key, cert, now); err != nil {
 		return nil, err
+	}
+	if isTurinVCEKReport(report, key) {
+		return verifyTurinVCEK(ev, report, cert, opts.InsecureTestOnlyRoots, now)
 	}
 
 	attestation := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{
