@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 
 	"cove.dev/cove/internal/channel"
 	"cove.dev/cove/internal/jobspec"
@@ -86,6 +87,9 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 	tr.JobDigest = hex.EncodeToString(job.Digest[:])
 	c, err := jobspec.ParseCanonical(job.Manifest.Job)
 	if err != nil {
+		return err
+	}
+	if err := checkBrokerURL(c, job.Manifest.KBSURL); err != nil {
 		return err
 	}
 	if err := checkBrokerCA(c, job.Manifest.KBSCACert); err != nil {
@@ -172,6 +176,23 @@ func checkBrokerCA(c *jobspec.Canonical, caPEM []byte) error {
 	sum := sha256.Sum256(caPEM)
 	if hex.EncodeToString(sum[:]) != c.KBSCASHA256 {
 		return fmt.Errorf("the manifest's broker CA has SHA-256 %x, but the job names %s", sum, c.KBSCASHA256)
+	}
+	return nil
+}
+
+// checkBrokerURL makes sure the URL the host passed is the job's broker URL
+// with its host replaced by channel.GuestKBSAddr, where QEMU forwards the
+// guest's connections to the broker. Without this check the host could pass
+// an http:// URL, which skips TLS and so the broker CA the job names.
+func checkBrokerURL(c *jobspec.Canonical, manifestURL string) error {
+	u, err := url.Parse(c.KBSURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("the job's broker URL %q is not an https://HOST:PORT URL", c.KBSURL)
+	}
+	u.Host = channel.GuestKBSAddr
+	if want := u.String(); manifestURL != want {
+		return fmt.Errorf("the manifest's broker URL %q is not the job's broker URL as the guest reaches it, %q",
+			manifestURL, want)
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ func newTestJob(t *testing.T, plaintext []byte, resource, script string) *testJo
 	out := &bytes.Buffer{}
 	tj := &testJob{broker: broker, identity: identity, output: out}
 	tj.job = &Job{
-		Manifest: channel.Manifest{Job: canonical, InputSizes: []int64{int64(file.Len())}},
+		Manifest: channel.Manifest{Job: canonical, KBSURL: "https://10.0.2.100:8443", InputSizes: []int64{int64(file.Len())}},
 		Device:   &fakeDevice{hostData: jobspec.Digest(canonical)},
 		Broker:   broker,
 		Input:    bytes.NewReader(file.Bytes()),
@@ -216,5 +216,31 @@ func TestRunRejectsSubstitutedBrokerCA(t *testing.T) {
 	}
 	if len(tj.broker.requested) != 0 {
 		t.Errorf("requested resources %v through a substituted broker", tj.broker.requested)
+	}
+}
+
+func TestRunRejectsManifestBrokerURL(t *testing.T) {
+	tests := map[string]string{
+		"plain http":     "http://10.0.2.100:8443",
+		"other host":     "https://kbs.attacker.example:8443",
+		"other path":     "https://10.0.2.100:8443/other",
+		"with user info": "https://user@10.0.2.100:8443",
+		"missing":        "",
+	}
+	for name, url := range tests {
+		t.Run(name, func(t *testing.T) {
+			tj := newTestJob(t, []byte("x\n"), testResource, `cat "$COVE_INPUTS/claims"`)
+			tj.job.Manifest.KBSURL = url
+			tr := Run(context.Background(), tj.job)
+			if tr.OK {
+				t.Fatalf("transcript OK for the manifest broker URL %q", url)
+			}
+			if !strings.Contains(tr.Error, "broker URL") {
+				t.Errorf("error %q does not name the broker URL", tr.Error)
+			}
+			if len(tj.broker.requested) != 0 {
+				t.Errorf("requested resources %v through the broker URL %q", tj.broker.requested, url)
+			}
+		})
 	}
 }

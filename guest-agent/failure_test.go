@@ -113,7 +113,7 @@ func newMultiInputJob(t *testing.T, script string, inputs ...sealedInput) (*Job,
 
 	out := &bytes.Buffer{}
 	job := &Job{
-		Manifest: channel.Manifest{Job: canonical, InputSizes: sizes},
+		Manifest: channel.Manifest{Job: canonical, KBSURL: "https://10.0.2.100:8443", InputSizes: sizes},
 		Device:   boundDevice{hostData: jobspec.Digest(canonical)},
 		Broker:   broker,
 		Input:    &port,

@@ -11,8 +11,8 @@ import (
 
 // Canonical is the form of a job that the job digest covers. It names
 // launch artifacts by SHA-256 and inputs by their KBS resource, so it
-// carries everything that decides what the guest runs and on whose data,
-// and nothing that depends on the machine (paths, the broker's CA).
+// carries everything that decides what the guest runs, on whose data and
+// with which broker, and nothing that depends on the machine, such as paths.
 type Canonical struct {
 	CoveJob int              `json:"cove_job"`
 	Name    string           `json:"name"`

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net"
@@ -116,10 +117,13 @@ func Run(ctx context.Context, p *Plan, opts Options) (*Result, error) {
 		cfg.GuestForward = &hypervisor.GuestForward{GuestAddr: channel.GuestKBSAddr, Command: opts.ForwardCommand}
 	}
 
-	// An output left by an earlier run of the job must not survive a
-	// failure of this one, where it would look like this run's result.
-	if err := os.Remove(opts.OutputPath); err != nil && !os.IsNotExist(err) {
-		return nil, err
+	// An output or transcript left by an earlier run of the job must not
+	// survive a failure of this one, where it would look like this run's
+	// result. A run that ends without the guest's transcript writes none.
+	for _, path := range []string{opts.OutputPath, opts.TranscriptPath} {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
 	}
 	partial := opts.OutputPath + ".partial"
 	out, err := os.OpenFile(partial, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -139,7 +143,8 @@ func Run(ctx context.Context, p *Plan, opts Options) (*Result, error) {
 	vmDone := make(chan error, 1)
 	go func() { vmDone <- opts.Driver.Wait(ctx) }()
 
-	s := &session{opts: opts, plan: p, start: start, out: out}
+	emptySum := sha256.Sum256(nil)
+	s := &session{opts: opts, plan: p, start: start, out: out, outHash: emptySum[:]}
 	s.outCond = sync.NewCond(&s.mu)
 	go s.serveOutput(ctx, listeners[channel.PortOutput])
 	go s.serveInputs(ctx, listeners[channel.PortInput])
@@ -252,11 +257,17 @@ type session struct {
 	mu       sync.Mutex
 	outCond  *sync.Cond
 	outBytes int64
-	outHash  []byte
-	outDone  bool
-	outErr   error
-	firstMsg time.Time
-	released time.Time
+	// outHash is the SHA-256 of the outBytes bytes written to out.
+	outHash []byte
+	outDone bool
+	outErr  error
+	// outChecked is set by finishOutput. From then on serveOutput drops
+	// what arrives, so out holds exactly the bytes that were checked.
+	outChecked bool
+	// outDropped counts the bytes dropped after the check.
+	outDropped int64
+	firstMsg   time.Time
+	released   time.Time
 }
 
 func accept(ctx context.Context, l net.Listener) (net.Conn, error) {
@@ -321,6 +332,10 @@ func (s *session) serveDevice(ctx context.Context, l net.Listener) {
 		return
 	}
 	defer conn.Close()
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
 	for {
 		rd, err := channel.ReadFrame(conn)
 		if err != nil {
@@ -387,15 +402,9 @@ func (s *session) serveOutput(ctx context.Context, l net.Listener) {
 	for {
 		n, err := conn.Read(buf)
 		if n > 0 {
-			if _, werr := s.out.Write(buf[:n]); werr != nil {
+			if werr := s.writeOutput(h, buf[:n]); werr != nil {
 				err = werr
 			}
-			h.Write(buf[:n])
-			s.mu.Lock()
-			s.outBytes += int64(n)
-			s.outHash = h.Sum(nil)
-			s.outCond.Broadcast()
-			s.mu.Unlock()
 		}
 		if err != nil {
 			s.mu.Lock()
@@ -410,8 +419,29 @@ func (s *session) serveOutput(ctx context.Context, l net.Listener) {
 	}
 }
 
+// writeOutput appends b to the output file and to h, or drops it when
+// finishOutput has already checked the output. It holds s.mu while it
+// writes, so finishOutput never checks a file that a write is changing.
+func (s *session) writeOutput(h hash.Hash, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outChecked {
+		if s.outDropped == 0 {
+			s.opts.Logger.Warn("the guest sent output after its transcript; dropping it", "bytes", len(b))
+		}
+		s.outDropped += int64(len(b))
+		return nil
+	}
+	_, err := s.out.Write(b)
+	h.Write(b)
+	s.outBytes += int64(len(b))
+	s.outHash = h.Sum(nil)
+	s.outCond.Broadcast()
+	return err
+}
+
 // finishOutput waits until all the bytes the transcript announces have
-// arrived and checks their SHA-256.
+// arrived and checks their SHA-256. Bytes that arrive later are dropped.
 func (s *session) finishOutput(ctx context.Context, tr *channel.Transcript) error {
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
@@ -424,6 +454,7 @@ func (s *session) finishOutput(ctx context.Context, tr *channel.Transcript) erro
 	for s.outBytes < tr.OutputBytes && !s.outDone && ctx.Err() == nil {
 		s.outCond.Wait()
 	}
+	s.outChecked = true
 	switch {
 	case s.outErr != nil:
 		return fmt.Errorf("receive the output: %w", s.outErr)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +27,15 @@ type fakeGuest struct {
 	gotInput   chan []byte
 	gotManif   chan channel.Manifest
 	done       chan struct{}
+	// skipTranscript makes the guest stop without sending a transcript.
+	skipTranscript bool
+	// afterTranscript, when not nil, runs after the transcript is sent and
+	// before the guest closes its ports.
+	afterTranscript func(conns map[string]net.Conn)
+	// keepOpen names a port whose connection the guest leaves open when it
+	// stops, and sends on kept.
+	keepOpen string
+	kept     chan net.Conn
 }
 
 func (g *fakeGuest) Start(ctx context.Context, cfg hypervisor.VMConfig) error {
@@ -41,7 +51,11 @@ func (g *fakeGuest) Start(ctx context.Context, cfg hypervisor.VMConfig) error {
 	go func() {
 		defer close(g.done)
 		defer func() {
-			for _, c := range conns {
+			for name, c := range conns {
+				if name == g.keepOpen {
+					g.kept <- c
+					continue
+				}
 				c.Close()
 			}
 		}()
@@ -58,8 +72,14 @@ func (g *fakeGuest) Start(ctx context.Context, cfg hypervisor.VMConfig) error {
 		channel.WriteJSON(conns[channel.PortControl], channel.Message{Event: channel.EventAttesting})
 		channel.WriteJSON(conns[channel.PortControl], channel.Message{Event: channel.EventKeysReleased})
 		conns[channel.PortOutput].Write(g.output)
+		if g.skipTranscript {
+			return
+		}
 		tr := g.transcript
 		channel.WriteJSON(conns[channel.PortControl], channel.Message{Transcript: &tr})
+		if g.afterTranscript != nil {
+			g.afterTranscript(conns)
+		}
 	}()
 	return nil
 }
@@ -204,5 +224,114 @@ func TestKBSHostAddr(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("KBSHostAddr(%q) = %q, %v; want %q", in, got, err, want)
 		}
+	}
+}
+
+func TestRunKeepsOnlyVerifiedOutputBytes(t *testing.T) {
+	output := []byte("sealed output bytes")
+	g := &fakeGuest{output: output, transcript: okTranscript(output)}
+	var transcriptPath string
+	g.afterTranscript = func(conns map[string]net.Conn) {
+		// The launcher writes the transcript after it has checked the
+		// output, so bytes sent from then on come after the check.
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(transcriptPath); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		conns[channel.PortOutput].Write([]byte("bytes after the check"))
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	g.gotInput = make(chan []byte, 1)
+	g.gotManif = make(chan channel.Manifest, 1)
+	p := testPlan(t, []byte("sealed input"))
+	out := filepath.Join(p.Spec.Dir, "t.result.cove")
+	transcriptPath = filepath.Join(p.Spec.Dir, "t.transcript.json")
+	_, err := Run(context.Background(), p, Options{
+		Driver:         g,
+		OutputPath:     out,
+		TranscriptPath: transcriptPath,
+		Timeout:        30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(output) {
+		t.Errorf("output file = %q, expected only the %d bytes the transcript names, %q", b, len(output), output)
+	}
+}
+
+func TestRunRemovesTranscriptOfEarlierRun(t *testing.T) {
+	g := &fakeGuest{output: []byte("partial"), skipTranscript: true}
+	g.gotInput = make(chan []byte, 1)
+	g.gotManif = make(chan channel.Manifest, 1)
+	p := testPlan(t, []byte("sealed input"))
+	out := filepath.Join(p.Spec.Dir, "t.result.cove")
+	transcriptPath := filepath.Join(p.Spec.Dir, "t.transcript.json")
+	earlier := okTranscript([]byte("result of an earlier run"))
+	if err := writeTranscript(transcriptPath, &earlier); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), p, Options{
+		Driver:         g,
+		OutputPath:     out,
+		TranscriptPath: transcriptPath,
+		Timeout:        30 * time.Second,
+	})
+	if err == nil {
+		t.Fatal("Run succeeded for a guest that sent no transcript")
+	}
+	if _, err := os.Stat(transcriptPath); !os.IsNotExist(err) {
+		t.Errorf("the earlier run's transcript %s still exists after a run without a result (stat: %v)", transcriptPath, err)
+	}
+}
+
+func TestRunRejectsTranscriptWithoutOutputDigest(t *testing.T) {
+	g := &fakeGuest{transcript: channel.Transcript{OK: true, Verdict: "allow"}}
+	_, out, err := runFake(t, g, []byte("sealed input"))
+	if !errors.Is(err, ErrJobFailed) {
+		t.Fatalf("Run error = %v, expected ErrJobFailed for a transcript without output_sha256", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s exists although the transcript names no output SHA-256", out)
+	}
+}
+
+type fakeDevice struct{}
+
+func (fakeDevice) Evidence(reportData [64]byte) (json.RawMessage, error) {
+	return json.RawMessage(`{}`), nil
+}
+
+func TestRunClosesDevicePortWhenDone(t *testing.T) {
+	output := []byte("sealed output bytes")
+	g := &fakeGuest{output: output, transcript: okTranscript(output),
+		keepOpen: channel.PortSNP, kept: make(chan net.Conn, 1)}
+	g.gotInput = make(chan []byte, 1)
+	g.gotManif = make(chan channel.Manifest, 1)
+	p := testPlan(t, []byte("sealed input"))
+	_, err := Run(context.Background(), p, Options{
+		Driver:         g,
+		Device:         fakeDevice{},
+		OutputPath:     filepath.Join(p.Spec.Dir, "t.result.cove"),
+		TranscriptPath: filepath.Join(p.Spec.Dir, "t.transcript.json"),
+		Timeout:        30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := <-g.kept
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("read from the device port after Run returned: %v, expected io.EOF because the launcher closes its end", err)
 	}
 }
