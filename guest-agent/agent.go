@@ -63,8 +63,8 @@ type Job struct {
 	Output io.Writer // PortOutput
 	// Events receives progress events; nil drops them.
 	Events func(event string)
-	// InputDir is where the inputs' named pipes are made; empty means
-	// InputDir.
+	// InputDir is the folder of the inputs' named pipes. Empty means the
+	// package constant InputDir.
 	InputDir string
 }
 
@@ -144,7 +144,7 @@ func run(ctx context.Context, job *Job, tr *channel.Transcript) error {
 		key, err := job.Broker.Resource(ctx, in.Resource)
 		if err != nil {
 			tr.Verdict = "deny"
-			return fmt.Errorf("input %q: the broker refused resource %s: %w", in.Name, in.Resource, err)
+			return fmt.Errorf("input %q: the broker rejected resource %s: %w", in.Name, in.Resource, err)
 		}
 		keys[i] = key
 	}

@@ -64,13 +64,13 @@ type Guest struct {
 
 // Input is one sealed input file.
 type Input struct {
-	// Name is how the command finds the input: as the named pipe
-	// /run/cove/inputs/NAME inside the guest.
+	// Name is the input's name. The command reads the input from the
+	// named pipe /run/cove/inputs/NAME inside the guest.
 	Name string `yaml:"name"`
 	Path string `yaml:"path"`
 }
 
-// Output says to whom the job's output is sealed.
+// Output is the recipient the job's output is sealed to.
 type Output struct {
 	// Recipient is an age X25519 recipient (age1...).
 	Recipient string `yaml:"recipient" json:"recipient"`
@@ -127,7 +127,7 @@ func Parse(b []byte) (*Spec, error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("invalid job spec: it holds more than one YAML document; keep one job per file")
+		return nil, errors.New("invalid job spec: it contains more than one YAML document; keep one job per file")
 	}
 	// YAML would turn 1.5 into 1 and accept 0x1; a job's shape must be
 	// written as plain whole numbers.

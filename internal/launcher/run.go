@@ -30,12 +30,12 @@ type Device interface {
 // Options configure one run.
 type Options struct {
 	Driver hypervisor.Driver
-	// Device answers the guest's report requests on the sim-snp port. It
+	// Device serves the guest's report requests on the sim-snp port. It
 	// is nil for hardware TEEs, whose guests ask their own firmware.
 	Device Device
 	// ForwardCommand is the host program QEMU starts for each guest
-	// connection to the broker; it must join its standard input and output
-	// to the broker's address (cove forward HOST:PORT).
+	// connection to the broker. It must join its standard input and output
+	// to the broker's address, as cove forward HOST:PORT does.
 	ForwardCommand []string
 	// KBSCACert is the PEM CA certificate of the broker, passed to the guest.
 	KBSCACert []byte
