@@ -18,8 +18,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,6 +29,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"cove.dev/cove/internal/cafile"
 )
 
 func main() {
@@ -221,17 +221,9 @@ func newAdminClient(kbsURL, tokenFile, caFile string) (*adminClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the admin token: %w", err)
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading the CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-file %s contains no PEM certificate", caFile)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := cafile.TLSConfig(caFile)
+	if err != nil {
+		return nil, err
 	}
 	return &adminClient{
 		base:  strings.TrimSuffix(kbsURL, "/"),

@@ -3,8 +3,6 @@ package sealcmd
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"cove.dev/cove/internal/cafile"
 	"cove.dev/cove/internal/sealed"
 )
 
@@ -46,17 +45,9 @@ func newBrokerClient(base *url.URL, tokenFile, caFile string) (*brokerClient, er
 		}
 	}
 
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pemBytes, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading --ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("--ca-file %s contains no PEM certificate", caFile)
-		}
-		tlsConfig.RootCAs = pool
+	tlsConfig, err := cafile.TLSConfig(caFile)
+	if err != nil {
+		return nil, err
 	}
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
