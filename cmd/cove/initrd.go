@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	agent "cove.dev/cove/guest-agent"
@@ -40,32 +38,17 @@ func buildInitrdCommand(ctx context.Context, args []string, stdout, stderr io.Wr
 		fs.Usage()
 		return fmt.Errorf("-o, -agent and -modules are required")
 	}
-	spec := initramfs.Spec{
-		Files: []initramfs.File{
-			{Path: "/init", Source: *agentPath, Mode: 0o755},
-			{Path: "/bin/busybox", Source: *busybox, Mode: 0o755},
-		},
-		Dirs:     []string{"/dev", "/proc", "/sys", "/run", "/tmp", "/lib/modules"},
-		Symlinks: map[string]string{"/bin/sh": "busybox"},
-	}
-	found := 0
-	for _, name := range agent.ModuleOrder {
-		src := filepath.Join(*modules, name)
-		if _, err := os.Stat(src); err != nil {
-			continue
-		}
-		spec.Files = append(spec.Files, initramfs.File{Path: "/lib/modules/" + name, Source: src, Mode: 0o644})
-		found++
-	}
-	if found == 0 {
-		return fmt.Errorf("no virtio modules in %s; run test/infra/deps.sh kernel", *modules)
-	}
+	var extra []initramfs.File
 	for _, a := range adds {
 		guest, host, ok := strings.Cut(a, "=")
 		if !ok || !strings.HasPrefix(guest, "/") {
 			return fmt.Errorf("-add %q: want GUEST_PATH=HOST_PATH with an absolute guest path", a)
 		}
-		spec.Files = append(spec.Files, initramfs.File{Path: guest, Source: host, Mode: 0o755})
+		extra = append(extra, initramfs.File{Path: guest, Source: host, Mode: 0o755})
+	}
+	spec, err := agent.InitramfsSpec(*agentPath, *busybox, *modules, extra...)
+	if err != nil {
+		return err
 	}
 	return initramfs.WriteFile(*out, spec)
 }

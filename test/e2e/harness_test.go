@@ -22,6 +22,7 @@ import (
 
 	"cove.dev/cove/attest/simsnp"
 	"cove.dev/cove/examples/claims/claimsdata"
+	agent "cove.dev/cove/guest-agent"
 	"cove.dev/cove/hypervisor"
 	"cove.dev/cove/internal/initramfs"
 	"cove.dev/cove/internal/jobspec"
@@ -91,21 +92,11 @@ func buildImage(t testing.TB) guestImage {
 				return
 			}
 		}
-		spec := initramfs.Spec{
-			Files: []initramfs.File{
-				{Path: "/init", Source: filepath.Join(imageDir, "cove-agent"), Mode: 0o755},
-				{Path: "/bin/busybox", Source: busybox, Mode: 0o755},
-				{Path: "/usr/bin/claims-totals", Source: filepath.Join(imageDir, "totals"), Mode: 0o755},
-			},
-			Dirs: []string{"/dev", "/proc", "/sys", "/run", "/tmp"},
-		}
-		entries, err := os.ReadDir(modules)
+		spec, err := agent.InitramfsSpec(filepath.Join(imageDir, "cove-agent"), busybox, modules,
+			initramfs.File{Path: "/usr/bin/claims-totals", Source: filepath.Join(imageDir, "totals"), Mode: 0o755})
 		if err != nil {
 			imageErr = err
 			return
-		}
-		for _, e := range entries {
-			spec.Files = append(spec.Files, initramfs.File{Path: "/lib/modules/" + e.Name(), Source: filepath.Join(modules, e.Name()), Mode: 0o644})
 		}
 		image.initrd = filepath.Join(imageDir, "initrd.img")
 		imageErr = initramfs.WriteFile(image.initrd, spec)
