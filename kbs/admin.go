@@ -1,6 +1,7 @@
 package kbs
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -53,13 +54,8 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	exists, err := s.vault.KeyExists(ctx, name)
-	if err != nil {
-		return vaultProblem(err)
-	}
-	if !exists {
-		return errorf(http.StatusNotFound, KindNotFound,
-			fmt.Sprintf("transit key %q does not exist; create it with POST /admin/v0/keys/%s", name, name))
+	if err := s.requireKey(ctx, name); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"name": name})
 	return nil
@@ -84,13 +80,8 @@ func (s *Server) handleWrap(w http.ResponseWriter, r *http.Request) error {
 
 	ctx, cancel := vaultContext(r)
 	defer cancel()
-	exists, err := s.vault.KeyExists(ctx, name)
-	if err != nil {
-		return vaultProblem(err)
-	}
-	if !exists {
-		return errorf(http.StatusNotFound, KindNotFound,
-			fmt.Sprintf("transit key %q does not exist; create it with POST /admin/v0/keys/%s first", name, name))
+	if err := s.requireKey(ctx, name); err != nil {
+		return err
 	}
 	wrapped, err := s.vault.Wrap(ctx, name, dataKey)
 	if err != nil {
@@ -180,4 +171,18 @@ func vaultProblem(err error) error {
 	}
 	return errorf(http.StatusServiceUnavailable, KindVaultUnavailable,
 		err.Error()+"; check that Vault is up and unsealed, then retry")
+}
+
+// requireKey returns a 404 problem when the Transit key name does not
+// exist, and the problem of vaultProblem when Vault cannot tell.
+func (s *Server) requireKey(ctx context.Context, name string) error {
+	exists, err := s.vault.KeyExists(ctx, name)
+	if err != nil {
+		return vaultProblem(err)
+	}
+	if !exists {
+		return errorf(http.StatusNotFound, KindNotFound,
+			fmt.Sprintf("transit key %q does not exist; create it with POST /admin/v0/keys/%s first", name, name))
+	}
+	return nil
 }
