@@ -11,9 +11,9 @@ import (
 )
 
 // SimSNPDevice reaches Cove's software SEV-SNP device through the
-// virtio-serial port the launcher serves. It stands in for /dev/sev-guest
-// on development VMs; its reports are signed by a test-only root that a
-// broker accepts only when told to.
+// virtio-serial port the launcher serves. It replaces /dev/sev-guest on
+// development VMs. Its reports are signed by a test-only root, which a
+// broker accepts only when configured to.
 type SimSNPDevice struct {
 	Port io.ReadWriter
 }

@@ -4,8 +4,8 @@
 //
 // The host side is untrusted. The guest accepts a job only after it has
 // checked that the job's canonical spec hashes to the HOST_DATA of its own
-// attestation report, so a host that changes the manifest gets a guest
-// that refuses to run, and a broker that refuses to release keys.
+// attestation report. A host that changes the manifest therefore gets a
+// guest that does not run and a broker that releases no keys.
 package channel
 
 import (
@@ -89,7 +89,7 @@ func ReadJSON(r io.Reader, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// Manifest is what the launcher sends the guest first on PortControl.
+// Manifest is the launcher's first message to the guest on PortControl.
 type Manifest struct {
 	// Job is the canonical job spec, the bytes whose SHA-256 is the job
 	// digest. The guest parses its command, inputs and recipient from here.

@@ -1,7 +1,7 @@
-// Package launcher runs a Cove job: it prepares the launch from a job
-// spec, boots the guest, plays the software SEV-SNP device when the job
-// asks for sim-snp, streams the sealed inputs in and the sealed output
-// out, and writes the output and the guest's transcript next to the job.
+// Package launcher runs a Cove job. It prepares the launch from a job spec
+// and boots the guest. For sim-snp jobs it also plays the software SEV-SNP
+// device. It streams the sealed inputs in and the sealed output out, and
+// writes the output and the guest's transcript next to the job.
 package launcher
 
 import (

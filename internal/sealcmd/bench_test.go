@@ -49,7 +49,7 @@ func BenchmarkAgeDecrypt(b *testing.B) {
 }
 
 // BenchmarkSealCommand measures cove seal on a 64 MiB file, from file to
-// file, with the wrap request answered by a local stand-in broker.
+// file, with the wrap request served by a local stand-in broker.
 func BenchmarkSealCommand(b *testing.B) {
 	const size = 64 << 20
 	broker := newFakeBroker(b)

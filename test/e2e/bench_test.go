@@ -6,9 +6,9 @@ import (
 )
 
 // BenchmarkRunToKeyRelease measures the time from cove run to the data
-// key released inside the guest, split into VM boot (start to the agent's
-// first message) and attestation plus release (to the keys_released
-// event), on a 100-row job so the workload itself adds little.
+// key released inside the guest. It splits that into VM boot (start to the
+// agent's first message) and attestation plus release (to the
+// keys_released event). The job has 100 rows, so the workload adds little.
 func BenchmarkRunToKeyRelease(b *testing.B) {
 	img := buildImage(b)
 	e := newEnv(b, envOptions{})

@@ -200,7 +200,7 @@ func TestVaultPausedThenResumed(t *testing.T) {
 	}
 	noFile(t, output)
 
-	// The same job, same broker, Vault answering again.
+	// The same job on the same broker, with Vault reachable again.
 	if _, _, err := e.run(img, plan, nil); err != nil {
 		t.Fatalf("cove run after Vault resumed: %v", err)
 	}
